@@ -45,6 +45,9 @@ static int64_t monotonic_ns(void)
 }
 
 static void log_vmsg(enum log_level level, const char *prefix, uint64_t suppressed,
+		     const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void log_vmsg(enum log_level level, const char *prefix, uint64_t suppressed,
 		     const char *fmt, va_list ap)
 {
 	char line[1024];

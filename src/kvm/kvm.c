@@ -208,6 +208,49 @@ int kvm_vcpu_run(struct kvm_vcpu *vcpu)
 	return ret < 0 ? -errno : 0;
 }
 
+int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu)
+{
+	int ret = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+
+	return ret < 0 ? -errno : ret;
+}
+
+int kvm_vcpu_kvmclock_ctrl(struct kvm_vcpu *vcpu)
+{
+	return xioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, NULL);
+}
+
+/*
+ * Reads every MSR in `list` that this vCPU can read. KVM_GET_MSRS stops at the first
+ * index it cannot read and returns how many it did; such an index (listed by KVM
+ * but not valid for this CPUID) is dropped and the read goes on after it.
+ */
+static int get_msrs(struct kvm_vcpu *vcpu, const struct kvm_msr_list *list, struct kvm_msrs *out)
+{
+	uint32_t done = 0, next = 0;
+	struct kvm_msrs *batch;
+	int ret = 0;
+
+	batch = calloc(1, sizeof(*batch) + list->nmsrs * sizeof(struct kvm_msr_entry));
+	if (!batch)
+		return -ENOMEM;
+	while (next < list->nmsrs) {
+		batch->nmsrs = list->nmsrs - next;
+		for (uint32_t i = 0; i < batch->nmsrs; i++)
+			batch->entries[i] = (struct kvm_msr_entry){ .index = list->indices[next + i] };
+		ret = xioctl(vcpu->fd, KVM_GET_MSRS, batch);
+		if (ret < 0)
+			break;
+		memcpy(&out->entries[done], batch->entries, (size_t)ret * sizeof(batch->entries[0]));
+		done += (uint32_t)ret;
+		next += (uint32_t)ret + 1; /* skip the one KVM could not read */
+		ret = 0;
+	}
+	out->nmsrs = done;
+	free(batch);
+	return ret;
+}
+
 int kvm_vcpu_get_state(struct kvm_vcpu *vcpu, struct kvm_vcpu_state *st)
 {
 	struct kvm_msr_list *list = vcpu->vm->msr_list;
@@ -236,14 +279,9 @@ int kvm_vcpu_get_state(struct kvm_vcpu *vcpu, struct kvm_vcpu_state *st)
 	if (ret < 0)
 		goto fail;
 
-	for (uint32_t i = 0; i < list->nmsrs; i++)
-		st->msrs->entries[i].index = list->indices[i];
-	st->msrs->nmsrs = list->nmsrs;
-	ret = xioctl(vcpu->fd, KVM_GET_MSRS, st->msrs);
+	ret = get_msrs(vcpu, list, st->msrs);
 	if (ret < 0)
 		goto fail;
-	/* KVM stops at the first MSR it cannot read; keep only those it returned. */
-	st->msrs->nmsrs = (uint32_t)ret;
 	return 0;
 
 fail:

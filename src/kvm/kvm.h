@@ -42,6 +42,15 @@ int kvm_vcpu_set_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *cpuid);
 /* Runs the vCPU until an exit; returns 0, or -EINTR when a signal interrupted it. */
 int kvm_vcpu_run(struct kvm_vcpu *vcpu);
 
+/* Returns the vCPU's TSC frequency in kHz, or -errno. */
+int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu);
+/*
+ * Tells the guest's kvmclock that the vCPU was stopped by the host, so its soft
+ * lockup watchdog does not count the stop as a lockup. -EINVAL when the guest has
+ * not enabled kvmclock, which callers may ignore.
+ */
+int kvm_vcpu_kvmclock_ctrl(struct kvm_vcpu *vcpu);
+
 /*
  * Everything KVM holds of one vCPU, in the order it must be restored: special
  * registers before MSRs (EFER), the LAPIC before pending events, MP state last.

@@ -206,7 +206,7 @@ static int create_devices(struct machine *m, struct device_env *env, char *err, 
 		return errf(err, errlen, -ENOMEM, "cannot create the PCI host bridge");
 	env->pci = m->pci;
 	d = next_device(m);
-	pci_bus_device(m->pci, d);
+	pci_bus_get_device(m->pci, d);
 	add_device_id(m, d, "pci");
 
 	for (unsigned i = 0; i < m->cfg.nr_disks; i++) {
@@ -302,6 +302,12 @@ static int setup_lapic_lint(struct kvm_vcpu *vcpu)
 	return ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0 ? -errno : 0;
 }
 
+/* INTx swizzle of the PCI model: INTA# of even slots is GSI 10, of odd slots GSI 11. */
+static uint32_t pci_intx_gsi(unsigned slot, unsigned pin)
+{
+	return (slot + pin) % 2 ? 11 : 10;
+}
+
 int machine_boot(struct machine *m, char *err, size_t errlen)
 {
 	struct acpi_config acpi = {
@@ -314,6 +320,7 @@ int machine_boot(struct machine *m, char *err, size_t errlen)
 		.sci_irq = IRQ_ACPI_SCI,
 		.pci_mmio_base = LAYOUT_PCI_MMIO_BASE,
 		.pci_mmio_size = LAYOUT_PCI_MMIO_SIZE,
+		.pci_intx_gsi = pci_intx_gsi,
 	};
 	struct boot_params_in in = {
 		.kernel_path = m->cfg.kernel,

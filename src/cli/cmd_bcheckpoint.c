@@ -8,6 +8,7 @@
 #include "cli/ckpt_info.h"
 #include "cli/control.h"
 #include "common/log.h"
+#include "snapshot/ckpt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,13 +29,14 @@ static const struct arg_spec bcheckpoint_args[] = {
 	{ "jname", ARG_NAME, ARG_REQUIRED, NULL, "name of the VM" },
 	{ "name", ARG_STRING, 0, NULL, "checkpoint name (create: default 'checkpoint')" },
 	{ "poweroff", ARG_BOOL, 0, NULL, "create, 1: power the VM off once the checkpoint is durable" },
-	{ "suspend", ARG_BOOL, 0, NULL, "create, 1: leave the VM paused after the checkpoint" },
+	{ "suspend", ARG_BOOL, 0, NULL, "create, 1: the same as poweroff=1 (CBSD's newer name)" },
 	{ "display", ARG_STRING, 0, NULL, "list: columns name,created,size" },
 	{ .key = NULL },
 };
 
 static const char bcheckpoint_summary[] =
-	"mode=create jname=NAME [name=CKP] [poweroff=1|suspend=1]: checkpoint a running VM\n"
+	"mode=create jname=NAME [name=CKP] [poweroff=1|suspend=1]: checkpoint a running VM,\n"
+	"  then let it run on, or power it off with poweroff=1 (suspend=1 is the same)\n"
 	"mode=list jname=NAME [display=name,created,size] [--json]: list its checkpoints\n"
 	"mode=destroy jname=NAME name=CKP: delete one checkpoint\n"
 	"mode=destroyall jname=NAME: delete all its checkpoints";
@@ -127,16 +129,12 @@ static int bcheckpoint_create(const struct args *a, const char *name,
 			      const struct vm_paths *paths)
 {
 	const char *ckp = args_get(a, "name") ? args_get(a, "name") : "checkpoint";
-	bool poweroff = args_get_u64(a, "poweroff", 0) == 1;
-	bool suspend = args_get_u64(a, "suspend", 0) == 1;
-	char path[PATH_MAX], reply[CONTROL_LINE_MAX + 1];
+	/* CBSD renamed poweroff=1 to suspend=1; both are accepted with the same meaning. */
+	bool poweroff = args_get_u64(a, "poweroff", 0) == 1 || args_get_u64(a, "suspend", 0) == 1;
+	char path[PATH_MAX];
 	struct stat st;
 	int ret;
 
-	if (poweroff && suspend) {
-		log_error("bcheckpoint", "poweroff=1 and suspend=1 cannot be used together");
-		return -EINVAL;
-	}
 	ret = checkpoint_path(paths, ckp, path, sizeof(path));
 	if (ret)
 		return ret;
@@ -153,15 +151,7 @@ static int bcheckpoint_create(const struct args *a, const char *name,
 	if (stat(path, &st) == 0)
 		printf("Replacing the existing checkpoint %s\n", path);
 
-	/*
-	 * NOTE: suspend=1 pauses before the checkpoint and again after it, in case cryo-vmm
-	 * resumes the guest when a checkpoint with then=run completes.
-	 */
-	if (suspend)
-		control_call(paths->control, "pause", reply, sizeof(reply), 5000);
 	ret = cli_checkpoint("bcheckpoint", name, paths, path, poweroff ? "poweroff" : "run");
-	if (suspend)
-		control_call(paths->control, "pause", reply, sizeof(reply), 5000);
 	if (ret)
 		return ret;
 	printf("Checkpoint was created!: %s\n", path);
@@ -172,8 +162,6 @@ static int bcheckpoint_create(const struct args *a, const char *name,
 				 name, CHECKPOINT_POWEROFF_WAIT_MS / 1000);
 		else
 			printf("%s powered off\n", name);
-	} else if (suspend) {
-		printf("%s paused\n", name);
 	}
 	return 0;
 }
@@ -301,7 +289,10 @@ static int bcheckpoint_list(const struct args *a, const char *name, const struct
 		printf("Created checkpoint for %s:\n", name);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s" CKP_SUFFIX, paths->checkpoints, names[i]);
-		if (ckpt_info_read(path, &info, err, sizeof(err))) {
+		/* One that a crash left without its manifest was never finished: not listed. */
+		if (!ckpt_dir_is_complete(path))
+			continue;
+		if (ckpt_info_read(path, &info, NULL, err, sizeof(err))) {
 			log_warn("bcheckpoint", "skipping %s", err);
 			continue;
 		}

@@ -286,31 +286,63 @@ static void print_log_tail(const char *log, off_t from)
 		log_error("vm.log", "%s", line);
 }
 
-/* Resolve checkpoint=: a name in the VM's checkpoints/ folder, or a path when it has a '/'. */
-static int bstart_find_checkpoint(const struct vm_paths *paths, const char *arg, char *out,
-				  size_t len)
+/*
+ * Check a checkpoint before anything changes: the reader's checks (a damaged, incomplete or
+ * foreign checkpoint is rejected with a message naming the file and the fault), then the VM
+ * definition saved in it against def, because cryo-vmm --restore rebuilds the VM from the
+ * checkpoint and would silently run the old definition. what names the image in messages.
+ */
+static int bstart_check_checkpoint(const struct vm_def *def, const char *dir, const char *what)
 {
+	char err[PATH_MAX + 256], diff[1024];
 	struct ckpt_info info;
-	char err[PATH_MAX + 64], resolved[PATH_MAX];
+	struct vm_def *saved;
+	int ret;
+
+	saved = malloc(sizeof(*saved));
+	if (!saved)
+		return -ENOMEM;
+	ret = ckpt_info_read(dir, &info, saved, err, sizeof(err));
+	if (ret) {
+		log_error("bstart", "cannot start %s from %s: %s", def->name, what, err);
+		goto out;
+	}
+	if (!ckpt_info_same_definition(saved, def, diff, sizeof(diff))) {
+		log_error("bstart", "cannot start %s from %s: the VM definition changed since the "
+			  "checkpoint was taken: %s", def->name, what, diff);
+		log_error("bstart", "start it with fresh=1, or define a VM that matches the "
+			  "checkpoint");
+		ret = -ESTALE;
+	}
+out:
+	free(saved);
+	return ret;
+}
+
+/* Resolve checkpoint=: a name in the VM's checkpoints/ folder, or a path when it has a '/'. */
+static int bstart_find_checkpoint(const struct vm_def *def, const struct vm_paths *paths,
+				  const char *arg, char *out, size_t len)
+{
+	char resolved[PATH_MAX];
+	struct stat st;
 	int ret;
 
 	if (strchr(arg, '/'))
 		snprintf(out, len, "%s", arg);
 	else
 		snprintf(out, len, "%s/%s.ckp", paths->checkpoints, arg);
-	ret = ckpt_info_read(out, &info, err, sizeof(err));
-	if (ret == -ENOENT) {
+	if (stat(out, &st) < 0) {
 		log_error("bstart", "Checkpoint not found: %s", out);
-		return ret;
+		return -ENOENT;
 	}
-	if (ret) {
-		log_error("bstart", "unusable checkpoint: %s", err);
+	ret = bstart_check_checkpoint(def, out, "the checkpoint");
+	if (ret)
 		return ret;
-	}
 	/* The supervisor runs from "/", so a relative path would change meaning there. */
 	if (!realpath(out, resolved)) {
+		ret = -errno;
 		log_error("bstart", "cannot resolve %s: %s", out, strerror(errno));
-		return -errno;
+		return ret;
 	}
 	snprintf(out, len, "%s", resolved);
 	if (strchr(out, ' ')) {
@@ -341,8 +373,9 @@ static int bstart_wait_ready(const struct vm_paths *paths, pid_t *pid)
 	return -ETIMEDOUT;
 }
 
-static int bstart_choose_source(const struct args *a, const struct vm_paths *paths,
-				char *restore, size_t len, bool *drop_hibernate)
+static int bstart_choose_source(const struct args *a, const struct vm_def *def,
+				const struct vm_paths *paths, char *restore, size_t len,
+				bool *drop_hibernate)
 {
 	struct stat st;
 	bool hibernated = stat(paths->hibernate, &st) == 0;
@@ -355,14 +388,23 @@ static int bstart_choose_source(const struct args *a, const struct vm_paths *pat
 		log_error("bstart", "checkpoint= and fresh=1 cannot be used together");
 		return -EINVAL;
 	}
-	if (ckp && bstart_find_checkpoint(paths, ckp, restore, len))
-		return -ENOENT;
+	if (ckp) {
+		int ret = bstart_find_checkpoint(def, paths, ckp, restore, len);
+
+		if (ret)
+			return ret;
+	}
 
 	if (hibernated && (ckp || fresh)) {
 		printf("The hibernation image %s is discarded: starting %s\n", paths->hibernate,
 		       ckp ? "from the checkpoint instead" : "fresh");
 		*drop_hibernate = true;
 	} else if (hibernated) {
+		if (bstart_check_checkpoint(def, paths->hibernate, "its hibernation image")) {
+			log_error("bstart", "'cryo bstart jname=%s fresh=1' boots it instead and "
+				  "discards the image %s", def->name, paths->hibernate);
+			return -EINVAL;
+		}
 		printf("Resuming from the hibernation image %s\n", paths->hibernate);
 		snprintf(restore, len, "%s", paths->hibernate);
 		*drop_hibernate = true;
@@ -414,7 +456,7 @@ static int bstart_run(struct cli *cli, const struct args *a)
 		ret = -EALREADY;
 		goto out;
 	}
-	ret = bstart_choose_source(a, &paths, restore, sizeof(restore), &drop_hibernate);
+	ret = bstart_choose_source(a, def, &paths, restore, sizeof(restore), &drop_hibernate);
 	if (ret)
 		goto out;
 	ret = bstart_open_run_lock(&paths, &run_lock);

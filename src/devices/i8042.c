@@ -3,7 +3,7 @@
  * reset line, an output buffer shared by the keyboard and auxiliary ports, and their
  * interrupts (GSI 1 and 12, level-tracked like the UART's line).
  *
- * The keyboard behind it only answers commands: it acknowledges each, returns its ID
+ * The keyboard behind it only responds to commands: it acknowledges each, returns its ID
  * (0xAB 0x83) and passes its reset test, but never sends a key. There is no mouse:
  * bytes sent to the auxiliary device come back as 0xFE with the timeout flag, which
  * Linux's psmouse driver treats as "no device". Left out: scancode translation,
@@ -143,7 +143,7 @@ static void i8042_kbd_write(struct i8042 *c, uint8_t val)
 	}
 }
 
-/* Returns true when the write asks for a CPU reset. */
+/* Returns true when the write requests a CPU reset. */
 static bool i8042_data_write(struct i8042 *c, uint8_t val)
 {
 	uint8_t cmd = c->pending_cmd;
@@ -153,7 +153,7 @@ static bool i8042_data_write(struct i8042 *c, uint8_t val)
 	case 0x60: /* write command byte */
 		c->ctr = val;
 		return false;
-	case 0xD1: /* write output port: bit 0 low holds the CPU in reset */
+	case 0xD1: /* write output port: bit 0 low keeps the CPU in reset */
 		c->out_port = val;
 		return !(val & 1);
 	case 0xD2: /* write keyboard output buffer */
@@ -171,7 +171,7 @@ static bool i8042_data_write(struct i8042 *c, uint8_t val)
 	}
 }
 
-/* Returns true when the command asks for a CPU reset. */
+/* Returns true when the command requests a CPU reset. */
 static bool i8042_command(struct i8042 *c, uint8_t cmd)
 {
 	switch (cmd) {

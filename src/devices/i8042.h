@@ -15,7 +15,7 @@ struct i8042;
 
 /*
  * Creates the controller, registers its ports on env->pio and fills dev_out. `reset`
- * is called, without any device lock held, from the vCPU thread that asks for a CPU
+ * is called, without any device lock held, from the vCPU thread that requests a CPU
  * reset (command 0xFE, or output port bit 0 cleared). Returns NULL on failure (logged).
  */
 struct i8042 *i8042_create(const struct device_env *env, void (*reset)(void *opaque), void *opaque,

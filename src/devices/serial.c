@@ -11,10 +11,10 @@
  * edge-triggered IOAPIC pin each newly pending interrupt after the line went low is
  * one edge. Linux's handler reads IIR until nothing is pending, which lowers it.
  *
- * Left out: the character timeout delay (received data below the FIFO trigger level
- * is reported at once as a timeout interrupt), break, parity and framing errors,
- * DMA mode, and the modem lines of a real port (outside loopback the modem reports
- * CTS, DSR and DCD always asserted).
+ * Left out: the character timeout delay, so received data below the FIFO trigger level
+ * is reported at once as a timeout interrupt. Also left out: break, parity and framing
+ * errors, DMA mode, and the modem lines of a real port. Outside loopback, CTS, DSR and
+ * DCD always read as asserted.
  */
 #include "devices/serial.h"
 
@@ -351,7 +351,7 @@ size_t serial_input(struct serial *s, const uint8_t *buf, size_t len)
 	return n;
 }
 
-/* Power-on state; the divisor latch holds 12 (9600 baud) until the guest sets its own. */
+/* Power-on state. The divisor latch is 12 (9600 baud) until the guest sets its own. */
 static void serial_reset_locked(struct serial *s)
 {
 	s->ier = 0;

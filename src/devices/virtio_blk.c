@@ -197,7 +197,8 @@ static uint8_t blk_serve(struct virtio_blk *b, const struct virtq_chain *c, uint
 range_error:
 	b->bad_requests++;
 	log_warn_rl(b->vp.name, "request type %u for %llu bytes at sector %llu is outside the %llu "
-		    "sectors of the disk, or not whole sectors", type, (unsigned long long)in_len,
+		    "sectors of the disk, or not whole sectors", type,
+		    (unsigned long long)(type == VIRTIO_BLK_T_OUT ? out_len : in_len),
 		    (unsigned long long)sector, (unsigned long long)b->capacity);
 	return VIRTIO_BLK_S_IOERR;
 }

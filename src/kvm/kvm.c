@@ -208,6 +208,19 @@ int kvm_vcpu_run(struct kvm_vcpu *vcpu)
 	return ret < 0 ? -errno : 0;
 }
 
+int kvm_vcpu_set_msr(struct kvm_vcpu *vcpu, uint32_t index, uint64_t value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry entry;
+	} msrs = { .hdr.nmsrs = 1, .entry = { .index = index, .data = value } };
+	int ret = xioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+
+	if (ret < 0)
+		return ret;
+	return ret == 1 ? 0 : -EINVAL;
+}
+
 int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu)
 {
 	int ret = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);

@@ -42,6 +42,8 @@ int kvm_vcpu_set_cpuid(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *cpuid);
 /* Runs the vCPU until an exit; returns 0, or -EINTR when a signal interrupted it. */
 int kvm_vcpu_run(struct kvm_vcpu *vcpu);
 
+/* Writes one MSR; returns 0 or -errno (-EINVAL when KVM rejects the value). */
+int kvm_vcpu_set_msr(struct kvm_vcpu *vcpu, uint32_t index, uint64_t value);
 /* Returns the vCPU's TSC frequency in kHz, or -errno. */
 int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu);
 /*

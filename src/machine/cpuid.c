@@ -7,6 +7,7 @@
 
 #define CPUID_HYPERVISOR_BIT (1u << 31) /* leaf 1 ECX */
 #define CPUID_HTT_BIT (1u << 28)	/* leaf 1 EDX */
+#define CPUID_TSC_DEADLINE_BIT (1u << 24) /* leaf 1 ECX */
 
 static unsigned bits_for(unsigned n)
 {
@@ -18,7 +19,7 @@ static unsigned bits_for(unsigned n)
 }
 
 struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *supported, unsigned id,
-				  unsigned nr_cpus)
+				  unsigned nr_cpus, bool tsc_deadline)
 {
 	size_t size = sizeof(*supported) + supported->nent * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = malloc(size);
@@ -35,6 +36,8 @@ struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *supported, unsigned i
 		case 1:
 			e->ebx = (e->ebx & 0x0000ffff) | (id << 24) | ((nr_cpus & 0xff) << 16);
 			e->ecx |= CPUID_HYPERVISOR_BIT;
+			if (tsc_deadline)
+				e->ecx |= CPUID_TSC_DEADLINE_BIT;
 			if (nr_cpus > 1)
 				e->edx |= CPUID_HTT_BIT;
 			break;
@@ -86,7 +89,7 @@ int cpuid_check_compatible(const struct kvm_cpuid2 *saved, const struct kvm_cpui
 		uint32_t fn, index;
 		uint32_t ignore[4]; /* bits in eax..edx cryo itself sets or that carry no feature */
 	} leaves[] = {
-		{ 1, 0, { ~0u, ~0u, CPUID_HYPERVISOR_BIT, CPUID_HTT_BIT } },
+		{ 1, 0, { ~0u, ~0u, CPUID_HYPERVISOR_BIT | CPUID_TSC_DEADLINE_BIT, CPUID_HTT_BIT } },
 		{ 7, 0, { ~0u, 0, 0, 0 } },
 		{ 0xd, 1, { 0, ~0u, ~0u, ~0u } },
 		{ 0x80000001, 0, { ~0u, ~0u, 0, 0 } },

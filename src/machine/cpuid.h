@@ -6,11 +6,17 @@
 #ifndef CRYO_MACHINE_CPUID_H
 #define CRYO_MACHINE_CPUID_H
 
+#include <stdbool.h>
+
 #include "kvm/kvm.h"
 
-/* Returns a malloc'd table for vCPU `id` of `nr_cpus`, or NULL when out of memory. */
+/*
+ * Returns a malloc'd table for vCPU `id` of `nr_cpus`, or NULL when out of memory.
+ * `tsc_deadline` adds the TSC-deadline timer, which KVM emulates with its in-kernel
+ * LAPIC but does not list among the supported CPUID bits.
+ */
 struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *supported, unsigned id,
-				  unsigned nr_cpus);
+				  unsigned nr_cpus, bool tsc_deadline);
 
 /*
  * Checks that every feature flag set in `saved` (leaves 1, 7, 0xD and 0x80000001)

@@ -18,6 +18,7 @@
 #include "devices/acpi_pm.h"
 #include "devices/i8042.h"
 #include "devices/pci.h"
+#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_rng.h"
@@ -25,6 +26,8 @@
 #include "machine/boot.h"
 #include "machine/cpuid.h"
 #include "machine/layout.h"
+
+#define MSR_IA32_TSC 0x10
 
 static int errf(char *err, size_t errlen, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -201,6 +204,11 @@ static int create_devices(struct machine *m, struct device_env *env, char *err, 
 		return errf(err, errlen, -ENOMEM, "cannot create the ACPI PM block");
 	add_device_id(m, d, "acpi-pm");
 
+	d = next_device(m);
+	if (!rtc_create(env, d))
+		return errf(err, errlen, -ENOMEM, "cannot create the CMOS RTC");
+	add_device_id(m, d, "rtc");
+
 	m->pci = pci_bus_create(env, LAYOUT_PCI_MMIO_BASE, LAYOUT_PCI_MMIO_SIZE);
 	if (!m->pci)
 		return errf(err, errlen, -ENOMEM, "cannot create the PCI host bridge");
@@ -260,7 +268,8 @@ int machine_create(struct machine *m, const struct vm_config *cfg,
 			errf(err, errlen, ret, "cannot create vCPU %u: %s", i, strerror(-ret));
 			goto fail;
 		}
-		m->cpuid[i] = cpuid_for_vcpu(m->kvm.supported_cpuid, i, cfg->nr_cpus);
+		m->cpuid[i] = cpuid_for_vcpu(m->kvm.supported_cpuid, i, cfg->nr_cpus,
+					     kvm_vm_check_extension(&m->kvm, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 		if (!m->cpuid[i]) {
 			ret = errf(err, errlen, -ENOMEM, "out of memory");
 			goto fail;
@@ -340,6 +349,14 @@ int machine_boot(struct machine *m, char *err, size_t errlen)
 		if (ret < 0)
 			return errf(err, errlen, ret, "cannot set up the local APIC of vCPU %u: %s", i,
 				    strerror(-ret));
+		/*
+		 * The same TSC value written to every vCPU in quick succession lets KVM
+		 * match their offsets; otherwise the guest sees vCPUs created moments
+		 * apart as unsynchronized and marks its TSC unstable.
+		 */
+		ret = kvm_vcpu_set_msr(&m->vcpus[i], MSR_IA32_TSC, 0);
+		if (ret < 0)
+			log_warn("machine", "cannot reset the TSC of vCPU %u: %s", i, strerror(-ret));
 	}
 	return boot_load(&m->mem, &in, &m->vcpus[0], err, errlen);
 }

@@ -128,7 +128,12 @@ static void do_stop(struct vmm *v, char **words, unsigned nr, control_reply_fn r
 		replyf(reply, opaque, "error unknown argument '%s' for stop", bad);
 		return;
 	}
-	if (force && strcmp(force, "1") == 0) {
+	/* Only force=1 exists; anything else would otherwise fall through to a power-button stop. */
+	if (force && strcmp(force, "1") != 0) {
+		replyf(reply, opaque, "error invalid force=%.64s: use force=1, or no force", force);
+		return;
+	}
+	if (force) {
 		reply(opaque, "ok stopped");
 		log_info("control", "forced stop requested");
 		vmm_request_exit(v, VMM_EXIT_POWEROFF);
@@ -169,7 +174,11 @@ static void do_checkpoint(struct vmm *v, char **words, unsigned nr, control_repl
 	else if (then && strcmp(then, "exit") == 0)
 		req.then = CHECKPOINT_THEN_EXIT;
 	else if (then) {
-		replyf(reply, opaque, "error invalid then=%s: use run, poweroff or exit", then);
+		replyf(reply, opaque, "error invalid then=%.64s: use run, poweroff or exit", then);
+		return;
+	}
+	if (progress && strcmp(progress, "1") != 0) {
+		replyf(reply, opaque, "error invalid progress=%.64s: use progress=1", progress);
 		return;
 	}
 	if (v->checkpoint_running) {
@@ -177,7 +186,7 @@ static void do_checkpoint(struct vmm *v, char **words, unsigned nr, control_repl
 		return;
 	}
 	req.dir = dir;
-	req.progress = progress && strcmp(progress, "1") == 0;
+	req.progress = progress != NULL;
 	req.reply = reply;
 	req.reply_opaque = opaque;
 

@@ -23,7 +23,7 @@ start_linux() {
 start_test_guest() {
 	local name=$1 mode=$2; shift 2
 	start_linux "$name" --kernel "$ART/vmlinuz" --initrd "$ART/initramfs.cpio.gz" \
-		--cmdline "console=ttyS0 panic=-1 cryo.test=$mode" --memory 512 --cpus 2 "$@"
+		--cmdline "console=ttyS0 panic=-1 quiet cryo.test=$mode" --memory 512 --cpus 2 "$@"
 }
 
 # Waits until the console of NAME shows the fixed string TEXT, at most LIMIT seconds.

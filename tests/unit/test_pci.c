@@ -227,7 +227,7 @@ static void test_msix_mask_and_pending(void **state)
 
 	pci_msix_notify(t->dev, 1);
 	assert_int_equal(t->f.irq.nr_msi, 2);
-	/* Function mask holds it back; clearing it delivers. */
+	/* The function mask keeps it pending, and clearing the mask delivers it. */
 	fake_pci_write(&t->f, 1, cap + 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL, 2);
 	pci_msix_notify(t->dev, 1);
 	assert_int_equal(t->f.irq.nr_msi, 2);

@@ -4,12 +4,13 @@
  * memory image for every listing would cost seconds per GiB, and cryo-vmm checks what it
  * maps when it restores.
  *
- * The "vm" section is written by cryo-vmm (src/vmm/vmstate.c, vmstate_save_vm). Its first
- * fields are the VM's definition, in this layout for section version 1:
+ * The "vm" section is written by cryo-vmm (vmstate_save_vm in src/vmm/vmstate.c), and its
+ * first fields are the VM's definition. Section version 1 lays them out as:
  *   u32 version, string kernel, string initrd, string cmdline, u64 memory in bytes,
- *   u32 vCPUs, u32 disks, then per disk: string path, u8 read-only;
- * where a string is a u32 length and that many bytes without a NUL. The host-specific
- * fields after them (clock, CPUID) are not read here.
+ *   u32 vCPUs, u32 disks, then per disk: string path, u8 read-only.
+ * A string is a u32 length and that many bytes without a NUL. The host-specific fields
+ * after them (clock, CPUID) are not read here. tests/unit/test_cli_ckpt_info.c decodes
+ * what vmstate_save_vm writes, so a layout change that this file misses fails there.
  */
 #include "cli/ckpt_info.h"
 
@@ -54,7 +55,7 @@ int ckpt_info_read(const char *dir, struct ckpt_info *info, struct vm_def *def, 
 	return ret;
 }
 
-/* A string of the "vm" section into dst of cap bytes; -EBADMSG when it does not fit. */
+/* Read a string of the "vm" section into dst of cap bytes; -EBADMSG when it does not fit. */
 static int vm_section_string(struct ser_reader *r, char *dst, size_t cap)
 {
 	uint32_t len = de_u32(r);

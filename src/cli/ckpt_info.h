@@ -1,8 +1,8 @@
 /*
- * What the manager reads from a checkpoint directory: whether it is complete and intact
- * (through the checkpoint reader of src/snapshot), its creation time, its size on disk,
- * and the VM definition it was taken of, so that bstart can refuse a checkpoint whose VM
- * has been redefined since.
+ * What the manager reads from a checkpoint directory through the checkpoint reader of
+ * src/snapshot: whether it is complete and intact, its creation time and its size on disk.
+ * It also reads the VM definition saved in it, so that bstart can reject a checkpoint
+ * whose VM has been redefined since.
  */
 #ifndef CRYO_CLI_CKPT_INFO_H
 #define CRYO_CLI_CKPT_INFO_H

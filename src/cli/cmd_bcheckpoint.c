@@ -35,8 +35,8 @@ static const struct arg_spec bcheckpoint_args[] = {
 };
 
 static const char bcheckpoint_summary[] =
-	"mode=create jname=NAME [name=CKP] [poweroff=1|suspend=1]: checkpoint a running VM,\n"
-	"  then let it run on, or power it off with poweroff=1 (suspend=1 is the same)\n"
+	"mode=create jname=NAME [name=CKP] [poweroff=1|suspend=1]: checkpoint a running or\n"
+	"  paused VM, which then goes on as it was, or powers off with poweroff=1 (or suspend=1)\n"
 	"mode=list jname=NAME [display=name,created,size] [--json]: list its checkpoints\n"
 	"mode=destroy jname=NAME name=CKP: delete one checkpoint\n"
 	"mode=destroyall jname=NAME: delete all its checkpoints";
@@ -121,7 +121,10 @@ static int checkpoint_path(const struct vm_paths *paths, const char *ckp, char *
 			  "start with '.', or contain '/', spaces or control characters", ckp);
 		return -EINVAL;
 	}
-	snprintf(out, len, "%s/%s" CKP_SUFFIX, paths->checkpoints, ckp);
+	if ((size_t)snprintf(out, len, "%s/%s" CKP_SUFFIX, paths->checkpoints, ckp) >= len) {
+		log_error("bcheckpoint", "checkpoint path too long: %s/%s", paths->checkpoints, ckp);
+		return -ENAMETOOLONG;
+	}
 	return 0;
 }
 

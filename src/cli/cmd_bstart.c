@@ -49,7 +49,8 @@ static const struct arg_spec bstart_args[] = {
 
 static const char bstart_summary[] =
 	"Start a VM in the background. A hibernated VM resumes from its image unless\n"
-	"checkpoint= or fresh=1 is given.";
+	"checkpoint= or fresh=1 is given. A damaged checkpoint, or one taken of another\n"
+	"definition of the VM, is rejected before anything changes.";
 
 /* Path of cryo-vmm: $CRYO_VMM, else next to this cryo binary, else found through $PATH. */
 static void supervisor_find_vmm(char *out, size_t len)
@@ -287,10 +288,10 @@ static void print_log_tail(const char *log, off_t from)
 }
 
 /*
- * Check a checkpoint before anything changes: the reader's checks (a damaged, incomplete or
- * foreign checkpoint is rejected with a message naming the file and the fault), then the VM
- * definition saved in it against def, because cryo-vmm --restore rebuilds the VM from the
- * checkpoint and would silently run the old definition. what names the image in messages.
+ * Check a checkpoint before anything changes. The reader rejects a damaged, incomplete or
+ * foreign one with a message naming the file and the fault. Then the VM definition saved in
+ * it must equal def, because cryo-vmm --restore rebuilds the VM from the checkpoint and would
+ * silently run the old definition. what names the image in messages.
  */
 static int bstart_check_checkpoint(const struct vm_def *def, const char *dir, const char *what)
 {

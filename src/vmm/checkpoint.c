@@ -192,6 +192,15 @@ void vmm_checkpoint(struct vmm *v, const struct checkpoint_request *req)
 
 	if (!was_paused)
 		vmm_park_vcpus(v);
+	/*
+	 * vmm_park_vcpus returns early when the guest powers off or resets meanwhile,
+	 * before every vCPU is parked; their state cannot be read safely then.
+	 */
+	if (vmm_is_stopping(v)) {
+		log_warn("checkpoint", "%s not written: the VM is exiting", req->dir);
+		req->reply(req->reply_opaque, "error checkpoint not taken: the VM is exiting");
+		return;
+	}
 	stopped = clock_ns(CLOCK_MONOTONIC);
 
 	ret = write_checkpoint(v, req, &replaced, err, sizeof(err));
@@ -278,12 +287,16 @@ static int stage_disks(struct restore_ctx *ctx, const char *dir, char *err, size
 		int ret;
 
 		snprintf(name, sizeof(name), "disk%u", i);
-		snprintf(ctx->original[i], sizeof(ctx->original[i]), "%s", cfg->disks[i].path);
-		if (strlen(cfg->disks[i].path) + sizeof(".cryo-restore") > sizeof(cfg->disks[i].path)) {
+		size_t len = strlen(cfg->disks[i].path);
+
+		if (len + sizeof(".cryo-restore") > sizeof(cfg->disks[i].path)) {
 			snprintf(err, errlen, "disk path too long: %s", cfg->disks[i].path);
 			return -ENAMETOOLONG;
 		}
-		snprintf(ctx->staged[i], sizeof(ctx->staged[i]), "%s.cryo-restore", cfg->disks[i].path);
+		/* Plain copies: the source lives inside ctx too, which snprintf may not overlap. */
+		memcpy(ctx->original[i], cfg->disks[i].path, len + 1);
+		memcpy(ctx->staged[i], cfg->disks[i].path, len);
+		memcpy(ctx->staged[i] + len, ".cryo-restore", sizeof(".cryo-restore"));
 		ret = ckpt_reader_restore_disk(ctx->r, name, ctx->staged[i], NULL, err, errlen);
 		if (ret < 0)
 			return ret;
@@ -420,10 +433,10 @@ static int check_definition(struct restore_ctx *ctx, const char *dir, char *err,
 }
 
 /*
- * Check the saved CPU model against the CPUID that KVM supports for the restored machine's own VM,
- * before any state is loaded into it or a staged disk is committed; a failure unstages the disks.
- * A separate probe VM created and destroyed for this check cost about 30 ms of each restore
- * (measured with strace under kvm_pvm on Linux 6.18), most of it in closing the VM.
+ * Check the saved CPU model against the CPUID that KVM supports for the restored machine's own VM.
+ * It runs before any state is loaded or a staged disk is committed, so a failure only unstages
+ * the disks. A separate probe VM for this check cost about 30 ms of each restore (strace under
+ * kvm_pvm on Linux 6.18), most of it in closing that VM.
  */
 static int check_cpu_model(struct restore_ctx *ctx, const struct kvm_vm *vm, const char *dir,
 			   char *err, size_t errlen)

@@ -211,6 +211,15 @@ void control_execute(struct vmm *v, char *line, control_reply_fn reply, void *op
 		reply(opaque, "error too many arguments");
 		return;
 	}
+	/*
+	 * Requests that follow a stop or a hibernation on the same connection, or that
+	 * were queued behind it, would otherwise pause or checkpoint vCPUs that are
+	 * already leaving their loops, and vmm_park_vcpus does not wait for those.
+	 */
+	if (vmm_is_stopping(v)) {
+		reply(opaque, "error cryo-vmm is exiting");
+		return;
+	}
 	if (strcmp(words[0], "status") == 0 && nr == 1)
 		do_status(v, reply, opaque);
 	else if (strcmp(words[0], "pause") == 0 && nr == 1)

@@ -26,8 +26,10 @@ static const char usage[] =
 	"  --control PATH      Unix socket for the control protocol (docs/CONTROL.md)\n"
 	"  --restore DIR       start from the checkpoint directory DIR instead of\n"
 	"                      booting; the VM's definition comes from the checkpoint\n"
-	"  --verify-memory     with --restore: check the memory image's checksums\n"
-	"                      before starting (reads the whole image)\n"
+	"  --no-verify-memory  with --restore: skip checking the memory image's\n"
+	"                      checksums, which reads the whole image; restore time\n"
+	"                      then no longer grows with the memory in use, but a\n"
+	"                      damaged memory image goes undetected\n"
 	"  --pidfile PATH      write the process id to PATH\n"
 	"  --help              print this help\n"
 	"\n"
@@ -98,7 +100,7 @@ static int add_disk(struct vm_config *cfg, const char *arg)
 
 int vmm_parse_options(int argc, char **argv, struct vmm_options *o)
 {
-	enum { OPT_VERIFY = 256, OPT_PIDFILE };
+	enum { OPT_VERIFY = 256, OPT_NO_VERIFY, OPT_PIDFILE };
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' },
@@ -110,6 +112,7 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *o)
 		{ "control", required_argument, NULL, 'C' },
 		{ "restore", required_argument, NULL, 'r' },
 		{ "verify-memory", no_argument, NULL, OPT_VERIFY },
+		{ "no-verify-memory", no_argument, NULL, OPT_NO_VERIFY },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -122,6 +125,7 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *o)
 	o->cfg.mem_size = 256ULL << 20;
 	o->cfg.nr_cpus = 1;
 	o->console = "stdio";
+	o->verify_memory = true;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -164,6 +168,9 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *o)
 			break;
 		case OPT_VERIFY:
 			o->verify_memory = true;
+			break;
+		case OPT_NO_VERIFY:
+			o->verify_memory = false;
 			break;
 		case OPT_PIDFILE:
 			o->pidfile = optarg;

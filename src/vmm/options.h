@@ -10,7 +10,7 @@ struct vmm_options {
 	const char *control; /* control socket path, or NULL */
 	const char *restore; /* checkpoint directory, or NULL */
 	const char *pidfile;
-	bool verify_memory; /* restore: check the memory image's checksums first */
+	bool verify_memory; /* restore: check the memory image's checksums first (default) */
 };
 
 /*

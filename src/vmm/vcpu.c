@@ -91,10 +91,16 @@ static bool vcpu_pause_point(struct vmm *v, struct kvm_vcpu *vcpu, bool io_pendi
 		kvm_vcpu_run(vcpu);
 		pthread_mutex_lock(&v->lock);
 	}
-	while (v->pause_requested && !v->stopping) {
+	/*
+	 * Broadcast once on arrival only: parked threads share `cond`, so one that
+	 * broadcast after every wake-up would wake the others, which would wake it in
+	 * turn, and paused vCPUs would spin on the lock instead of sleeping.
+	 */
+	if (v->pause_requested && !v->stopping) {
 		v->nr_parked++;
 		pthread_cond_broadcast(&v->cond);
-		pthread_cond_wait(&v->cond, &v->lock);
+		while (v->pause_requested && !v->stopping)
+			pthread_cond_wait(&v->cond, &v->lock);
 		v->nr_parked--;
 	}
 	stop = v->stopping;
@@ -202,6 +208,16 @@ int vmm_start_vcpus(struct vmm *v)
 		v->thread_started[i] = true;
 	}
 	return 0;
+}
+
+bool vmm_is_stopping(struct vmm *v)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&v->lock);
+	stopping = v->stopping;
+	pthread_mutex_unlock(&v->lock);
+	return stopping;
 }
 
 void vmm_join_vcpus(struct vmm *v)

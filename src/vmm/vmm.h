@@ -54,6 +54,8 @@ int vmm_start_vcpus(struct vmm *v);
 /* Asks every vCPU thread to stop for good and records the status; the first call wins. */
 void vmm_request_exit(struct vmm *v, int status);
 void vmm_join_vcpus(struct vmm *v);
+/* Returns true once vmm_request_exit has been called: the VM is on its way out. */
+bool vmm_is_stopping(struct vmm *v);
 /*
  * Parks every vCPU at a point where its state is complete in KVM (pending I/O
  * finished). Returns when all are parked. Nestable with vmm_unpark only in pairs.

@@ -5,7 +5,7 @@
 #   - the guest reboots (cryo-vmm exits with status 2): the supervisor starts cryo-vmm again
 #     from the VM's definition;
 #   - cryo-vmm hangs and ignores "stop force=1": bstop kills it by its recorded pid.
-# The stand-in is a Python 3 program that uses only the standard library; it speaks the
+# The stand-in is a Python 3 program that uses only the standard library. It serves the
 # status and stop requests of docs/CONTROL.md and runs no guest, so this needs no /dev/kvm.
 #
 # Usage: BUILD=/abs/build tests/e2e/cli-fake-vmm.sh   (or the build directory as $1)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The control socket against hostile clients, with memtouch running (it runs until
-# told to stop and answers each byte on its console with "verify ok N"). After each
+# it reads 'q' and replies to other console input with "verify ok N"). After each
 # attack, `status` must still reply "ok state=running" and the guest must still
 # answer on its console. Attacks: unknown requests, over-long lines, a client that
 # leaves in the middle of a request, binary garbage with NUL bytes, a request flood
@@ -206,8 +206,17 @@ expect_reply "resume now" "error resume takes no arguments" resume now
 expect_reply "status all" "error status takes no arguments" status all
 check_alive "bad arguments"
 
-expect_reply "stop force=1" "ok stopped" stop force=1
+# Requests queued behind a forced stop on the same connection are rejected, not
+# carried out on a VM whose vCPUs are already leaving.
+"$POKE" "$sock" "send=stop force=1\\ncheckpoint dir=$work/after-stop.ckp\\nstatus\\n" read=3000 \
+	>"$work/stop.reply" 2>/dev/null || fail "stop force=1: sockpoke failed"
+[ "$(sed -n 1p "$work/stop.reply")" = "ok stopped" ] ||
+	fail "stop force=1: got '$(sed -n 1p "$work/stop.reply")'"
+if sed 1d "$work/stop.reply" | grep -qv '^error cryo-vmm is exiting$'; then
+	fail "stop force=1: a request after it got '$(sed 1d "$work/stop.reply" | grep -v '^error cryo-vmm is exiting$' | head -n1)'"
+fi
 wait_exit "$VMM_PID"
 [ "$EXIT_STATUS" -eq 0 ] || fail "stop force=1: cryo-vmm exited $EXIT_STATUS, expected 0"
+[ ! -e "$work/after-stop.ckp" ] || fail "stop force=1: a checkpoint requested after it was written"
 [ ! -e "$sock" ] || fail "stop force=1: the control socket was left behind"
-echo "ok stop force=1 ends cryo-vmm with status 0"
+echo "ok stop force=1 ends cryo-vmm with status 0 and rejects the requests behind it"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Restoring damaged or foreign checkpoints. A real checkpoint of the counter guest
-# with a raw disk attached is taken at tick 50; each case damages a copy of it
-# (truncation, one flipped byte per file, another format version, a missing file,
-# a definition the host cannot run). For each, cryo-vmm --restore must exit 1
+# with a raw disk attached is taken at tick 50. Each case damages a copy of it:
+# truncation, one flipped byte per file, another format version, a missing file,
+# a definition the host cannot run. For each, cryo-vmm --restore must exit 1
 # before the guest runs, with a message naming the checkpoint, the file and the
 # fault; the damaged copy and the VM's disk image must be unchanged, byte for
 # byte; and no staging file (*.cryo-restore, *.tmp-*) may be left beside the disk.

@@ -52,6 +52,9 @@ static void progress_draw(uint64_t written, uint64_t total, void *arg)
 
 	if (!cli_interactive())
 		return;
+	/* "progress sync" carries no counts; by then the whole image was written. */
+	if (ps->syncing && total == 0)
+		return;
 	if (total && written >= total) {
 		if (!ps->syncing)
 			printf("\rWritten %llu MiB; syncing to disk...          ",

@@ -26,18 +26,20 @@ function(guest_object out_var src obj_name)
   set(${out_var} ${obj} PARENT_SCOPE)
 endfunction()
 
-guest_object(GUEST_BOOT_OBJ boot.S boot)
-guest_object(GUEST_KERNEL_OBJ kernel.c kernel)
-guest_object(GUEST_LIB_OBJ lib.c lib)
-set(GUEST_COMMON_OBJS ${GUEST_BOOT_OBJ} ${GUEST_KERNEL_OBJ} ${GUEST_LIB_OBJ})
-
 # guest_image(NAME SOURCE [EXTRA_FLAGS...]): link NAME.elf from SOURCE and the shared boot code.
+# Each image compiles its own copy of the shared objects: with custom commands, objects
+# shared by several targets are rebuilt by each of them, and a parallel build then links
+# one image while another target is still rewriting the object.
 function(guest_image name src)
   guest_object(main_obj ${src} ${name} ${ARGN})
+  guest_object(boot_obj boot.S ${name}-boot)
+  guest_object(kernel_obj kernel.c ${name}-kernel)
+  guest_object(lib_obj lib.c ${name}-lib)
+  set(common_objs ${boot_obj} ${kernel_obj} ${lib_obj})
   set(elf ${CMAKE_CURRENT_BINARY_DIR}/${name}.elf)
   add_custom_command(OUTPUT ${elf}
-    COMMAND ${GUEST_CC} ${GUEST_LDFLAGS} -o ${elf} ${GUEST_COMMON_OBJS} ${main_obj} -lgcc
-    DEPENDS ${GUEST_COMMON_OBJS} ${main_obj} ${CMAKE_CURRENT_SOURCE_DIR}/guest.ld
+    COMMAND ${GUEST_CC} ${GUEST_LDFLAGS} -o ${elf} ${common_objs} ${main_obj} -lgcc
+    DEPENDS ${common_objs} ${main_obj} ${CMAKE_CURRENT_SOURCE_DIR}/guest.ld
     COMMENT "Linking guest image ${name}.elf"
     VERBATIM)
   add_custom_target(guest-${name} ALL DEPENDS ${elf})

@@ -306,10 +306,17 @@ int kvm_vcpu_set_state(struct kvm_vcpu *vcpu, const struct kvm_vcpu_state *st)
 {
 	int ret;
 
+	/*
+	 * The special registers carry the APIC base (xAPIC or x2APIC mode), which the
+	 * LAPIC state needs; the LAPIC must be in place before the MSRs, because KVM
+	 * drops a write of IA32_TSC_DEADLINE unless the LAPIC timer is already in
+	 * TSC-deadline mode, and a guest whose armed timer is lost waits for it forever.
+	 */
 	if ((ret = xioctl(vcpu->fd, KVM_SET_SREGS, (void *)&st->sregs)) < 0 ||
 	    (ret = xioctl(vcpu->fd, KVM_SET_REGS, (void *)&st->regs)) < 0 ||
 	    (ret = xioctl(vcpu->fd, KVM_SET_XSAVE, st->xsave)) < 0 ||
-	    (ret = xioctl(vcpu->fd, KVM_SET_XCRS, (void *)&st->xcrs)) < 0)
+	    (ret = xioctl(vcpu->fd, KVM_SET_XCRS, (void *)&st->xcrs)) < 0 ||
+	    (ret = xioctl(vcpu->fd, KVM_SET_LAPIC, (void *)&st->lapic)) < 0)
 		return ret;
 
 	ret = xioctl(vcpu->fd, KVM_SET_MSRS, st->msrs);
@@ -318,8 +325,7 @@ int kvm_vcpu_set_state(struct kvm_vcpu *vcpu, const struct kvm_vcpu_state *st)
 	if ((uint32_t)ret != st->msrs->nmsrs)
 		return -EINVAL;
 
-	if ((ret = xioctl(vcpu->fd, KVM_SET_LAPIC, (void *)&st->lapic)) < 0 ||
-	    (ret = xioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, (void *)&st->events)) < 0 ||
+	if ((ret = xioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, (void *)&st->events)) < 0 ||
 	    (ret = xioctl(vcpu->fd, KVM_SET_DEBUGREGS, (void *)&st->debugregs)) < 0 ||
 	    (ret = xioctl(vcpu->fd, KVM_SET_MP_STATE, (void *)&st->mp_state)) < 0)
 		return ret;

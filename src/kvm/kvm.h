@@ -54,8 +54,9 @@ int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu);
 int kvm_vcpu_kvmclock_ctrl(struct kvm_vcpu *vcpu);
 
 /*
- * Everything KVM holds of one vCPU, in the order it must be restored: special
- * registers before MSRs (EFER), the LAPIC before pending events, MP state last.
+ * Everything KVM holds of one vCPU. kvm_vcpu_set_state restores it in the order
+ * KVM needs: special registers (EFER, APIC base), the LAPIC, then the MSRs, then
+ * pending events, with MP state last.
  */
 struct kvm_vcpu_state {
 	struct kvm_regs regs;

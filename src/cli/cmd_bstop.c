@@ -17,6 +17,12 @@
 
 #define BSTOP_DEFAULT_TIMEOUT_S 30
 #define BSTOP_FORCE_WAIT_MS 5000
+/*
+ * After SIGKILL the process may still need seconds to end: when its memory image
+ * was deleted while mapped (a resumed hibernation image), the kernel frees the
+ * file's blocks as the last mapping goes, one extent at a time.
+ */
+#define BSTOP_KILL_WAIT_MS 60000
 #define BSTOP_CONTROL_TIMEOUT_MS 5000
 
 static const struct arg_spec bstop_args[] = {
@@ -74,7 +80,7 @@ static bool bstop_kill(const char *name, const struct vm_paths *paths)
 		log_warn("bstop", "killing cryo-vmm of %s (pid %d)", name, (int)pid);
 		kill(pid, SIGKILL);
 	}
-	return vm_wait_exit(paths, BSTOP_FORCE_WAIT_MS, false, NULL) == 0;
+	return vm_wait_exit(paths, BSTOP_KILL_WAIT_MS, false, NULL) == 0;
 }
 
 static int bstop_run(struct cli *cli, const struct args *a)

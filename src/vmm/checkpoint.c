@@ -8,8 +8,8 @@
  * through KVM_KVMCLOCK_CTRL so the guest's soft-lockup watchdog does not report
  * the gap.
  *
- * The vCPUs stay stopped for the whole write; the downtime is therefore the time
- * to write memory and disks, reported in the reply.
+ * The vCPUs stay stopped while memory and disks are written; the downtime reported
+ * in the reply is that time, without the fsyncs that follow.
  */
 #include "vmm/checkpoint.h"
 
@@ -129,8 +129,12 @@ static void on_progress(uint64_t done, uint64_t total, void *opaque)
 	p->req->reply(p->req->reply_opaque, line);
 }
 
-static int write_checkpoint(struct vmm *v, const struct checkpoint_request *req, bool *replaced,
-			    char *err, size_t errlen)
+/*
+ * Writes every file of the checkpoint into its temporary directory and returns the
+ * open writer in *wp; the caller commits it. Needs the vCPUs parked.
+ */
+static int write_checkpoint(struct vmm *v, const struct checkpoint_request *req,
+			    struct ckpt_writer **wp, char *err, size_t errlen)
 {
 	struct progress_ctx progress = { .req = req };
 	struct ckpt_writer *w;
@@ -164,12 +168,8 @@ static int write_checkpoint(struct vmm *v, const struct checkpoint_request *req,
 		log_info("checkpoint", "disk %s captured by %s", v->m.cfg.disks[i].path,
 			 ckpt_copy_method_name(method));
 	}
-	if (req->progress)
-		req->reply(req->reply_opaque, "progress sync");
-	ret = ckpt_writer_commit(w, replaced);
-	if (ret < 0)
-		snprintf(err, errlen, "cannot commit checkpoint %s: %s", req->dir, strerror(-ret));
-	return ret;
+	*wp = w;
+	return 0;
 
 abort:
 	ckpt_writer_abort(w);
@@ -182,12 +182,20 @@ static void mark_vcpus_stopped(struct vmm *v)
 		kvm_vcpu_kvmclock_ctrl(&v->m.vcpus[i]);
 }
 
+/*
+ * The vCPUs stay parked only while the state, memory and disks are written. The
+ * fsyncs, the rename into place and the removal of a replaced checkpoint touch only
+ * files the guest can no longer change, so with then=run the guest resumes before
+ * them; the reply still comes only once the checkpoint is durable.
+ */
 void vmm_checkpoint(struct vmm *v, const struct checkpoint_request *req)
 {
 	bool was_paused = v->state == VMM_PAUSED;
+	bool resume = !was_paused;
 	bool replaced = false;
-	int64_t start = clock_ns(CLOCK_MONOTONIC), stopped;
+	int64_t start = clock_ns(CLOCK_MONOTONIC), stopped, downtime_ns;
 	char err[1024] = "", line[CONTROL_LINE_MAX];
+	struct ckpt_writer *w = NULL;
 	int ret;
 
 	if (!was_paused)
@@ -203,10 +211,25 @@ void vmm_checkpoint(struct vmm *v, const struct checkpoint_request *req)
 	}
 	stopped = clock_ns(CLOCK_MONOTONIC);
 
-	ret = write_checkpoint(v, req, &replaced, err, sizeof(err));
+	ret = write_checkpoint(v, req, &w, err, sizeof(err));
+	downtime_ns = clock_ns(CLOCK_MONOTONIC) - stopped;
+	if (ret == 0 && req->then == CHECKPOINT_THEN_RUN && resume) {
+		mark_vcpus_stopped(v);
+		vmm_unpark_vcpus(v);
+		resume = false;
+	}
+	if (ret == 0) {
+		if (req->progress)
+			req->reply(req->reply_opaque, "progress sync");
+		ret = ckpt_writer_commit(w, &replaced);
+		if (ret < 0)
+			snprintf(err, sizeof(err), "cannot commit checkpoint %s: %s", req->dir,
+				 strerror(-ret));
+	}
 	if (ret < 0) {
+		/* The VM goes on as before, whatever was requested after the checkpoint. */
 		log_error("checkpoint", "%s", err);
-		if (!was_paused) {
+		if (resume) {
 			mark_vcpus_stopped(v);
 			vmm_unpark_vcpus(v);
 		}
@@ -215,27 +238,19 @@ void vmm_checkpoint(struct vmm *v, const struct checkpoint_request *req)
 		return;
 	}
 
+	if (req->then != CHECKPOINT_THEN_RUN)
+		downtime_ns = clock_ns(CLOCK_MONOTONIC) - stopped;
 	snprintf(line, sizeof(line), "ok path=%s bytes=%llu downtime_us=%lld%s", req->dir,
-		 (unsigned long long)machine_mem_bytes(&v->m),
-		 (long long)((clock_ns(CLOCK_MONOTONIC) - stopped) / 1000),
+		 (unsigned long long)machine_mem_bytes(&v->m), (long long)(downtime_ns / 1000),
 		 replaced ? " replaced=1" : "");
-	log_info("checkpoint", "wrote %s in %lld ms", req->dir,
-		 (long long)((clock_ns(CLOCK_MONOTONIC) - start) / 1000000));
+	log_info("checkpoint", "wrote %s in %lld ms (vCPUs stopped for %lld ms)", req->dir,
+		 (long long)((clock_ns(CLOCK_MONOTONIC) - start) / 1000000),
+		 (long long)(downtime_ns / 1000000));
 
-	switch (req->then) {
-	case CHECKPOINT_THEN_RUN:
-		if (!was_paused) {
-			mark_vcpus_stopped(v);
-			vmm_unpark_vcpus(v);
-		}
-		break;
-	case CHECKPOINT_THEN_POWEROFF:
+	if (req->then == CHECKPOINT_THEN_POWEROFF)
 		vmm_request_exit(v, VMM_EXIT_POWEROFF);
-		break;
-	case CHECKPOINT_THEN_EXIT:
+	else if (req->then == CHECKPOINT_THEN_EXIT)
 		vmm_request_exit(v, VMM_EXIT_HIBERNATED);
-		break;
-	}
 	req->reply(req->reply_opaque, line);
 }
 

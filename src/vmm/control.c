@@ -1,6 +1,8 @@
 #include "vmm/control.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,9 +97,12 @@ static bool args_known(char **words, unsigned nr, const char *const *keys, char 
 
 static void do_status(struct vmm *v, control_reply_fn reply, void *opaque)
 {
-	replyf(reply, opaque, "ok state=%s vcpus=%u memory_mib=%llu pid=%d",
+	bool busy = __atomic_load_n(&v->checkpoint_running, __ATOMIC_ACQUIRE);
+
+	replyf(reply, opaque, "ok state=%s vcpus=%u memory_mib=%llu pid=%d%s",
 	       v->state == VMM_PAUSED ? "paused" : "running", v->m.cfg.nr_cpus,
-	       (unsigned long long)(v->m.cfg.mem_size >> 20), (int)getpid());
+	       (unsigned long long)(v->m.cfg.mem_size >> 20), (int)getpid(),
+	       busy ? " checkpoint=running" : "");
 }
 
 static void do_pause(struct vmm *v, control_reply_fn reply, void *opaque)
@@ -149,6 +154,87 @@ static void do_stop(struct vmm *v, char **words, unsigned nr, control_reply_fn r
 	reply(opaque, "ok stopping");
 }
 
+/*
+ * A checkpoint runs on its own thread so the main loop keeps serving the console and
+ * the control socket meanwhile: `status` answers state=checkpointing and every request
+ * that would change the VM gets "error checkpoint already in progress". The worker
+ * replies on its own duplicate of the client's socket, so a client that disconnects
+ * mid-checkpoint frees nothing the worker uses.
+ */
+struct checkpoint_job {
+	struct vmm *v;
+	struct checkpoint_request req;
+	char dir[CONTROL_LINE_MAX];
+	int fd;
+};
+
+static void *checkpoint_worker(void *opaque)
+{
+	struct checkpoint_job *job = opaque;
+	struct vmm *v = job->v;
+
+	vmm_checkpoint(v, &job->req);
+	close(job->fd);
+	free(job);
+	__atomic_store_n(&v->checkpoint_running, false, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void start_checkpoint(struct vmm *v, const char *dir, enum checkpoint_then then,
+			     bool progress, int client_fd, control_reply_fn reply, void *opaque)
+{
+	struct checkpoint_job *job = calloc(1, sizeof(*job));
+	sigset_t all, old;
+	int ret;
+
+	if (!job) {
+		reply(opaque, "error out of memory");
+		return;
+	}
+	job->fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 0);
+	if (job->fd < 0) {
+		replyf(reply, opaque, "error cannot start the checkpoint: %s", strerror(errno));
+		free(job);
+		return;
+	}
+	job->v = v;
+	snprintf(job->dir, sizeof(job->dir), "%s", dir);
+	job->req = (struct checkpoint_request){
+		.dir = job->dir,
+		.then = then,
+		.progress = progress,
+		.reply = reply_to_fd,
+		.reply_opaque = &job->fd,
+	};
+
+	/* The previous worker has finished (checkpoint_running was false); reap it. */
+	if (v->checkpoint_thread_started)
+		pthread_join(v->checkpoint_thread, NULL);
+	v->checkpoint_thread_started = false;
+
+	__atomic_store_n(&v->checkpoint_running, true, __ATOMIC_RELEASE);
+	/* Signals stay with the main thread's signalfd. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&v->checkpoint_thread, NULL, checkpoint_worker, job);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		__atomic_store_n(&v->checkpoint_running, false, __ATOMIC_RELEASE);
+		close(job->fd);
+		free(job);
+		replyf(reply, opaque, "error cannot start the checkpoint: %s", strerror(ret));
+		return;
+	}
+	v->checkpoint_thread_started = true;
+}
+
+void control_wait_checkpoint(struct vmm *v)
+{
+	if (v->checkpoint_thread_started)
+		pthread_join(v->checkpoint_thread, NULL);
+	v->checkpoint_thread_started = false;
+}
+
 static void do_checkpoint(struct vmm *v, char **words, unsigned nr, control_reply_fn reply,
 			  void *opaque)
 {
@@ -181,21 +267,11 @@ static void do_checkpoint(struct vmm *v, char **words, unsigned nr, control_repl
 		replyf(reply, opaque, "error invalid progress=%.64s: use progress=1", progress);
 		return;
 	}
-	if (v->checkpoint_running) {
-		reply(opaque, "error checkpoint already in progress");
-		return;
-	}
-	req.dir = dir;
-	req.progress = progress != NULL;
-	req.reply = reply;
-	req.reply_opaque = opaque;
-
-	v->checkpoint_running = true;
-	vmm_checkpoint(v, &req);
-	v->checkpoint_running = false;
+	start_checkpoint(v, dir, req.then, progress != NULL, *(int *)opaque, reply, opaque);
 }
 
-void control_execute(struct vmm *v, char *line, control_reply_fn reply, void *opaque)
+/* Runs one request line; `opaque` is the client's socket (an int *), which a checkpoint duplicates. */
+static void control_execute(struct vmm *v, char *line, control_reply_fn reply, void *opaque)
 {
 	char *words[16];
 	unsigned nr = 0;
@@ -218,6 +294,11 @@ void control_execute(struct vmm *v, char *line, control_reply_fn reply, void *op
 	 */
 	if (vmm_is_stopping(v)) {
 		reply(opaque, "error cryo-vmm is exiting");
+		return;
+	}
+	if (__atomic_load_n(&v->checkpoint_running, __ATOMIC_ACQUIRE) &&
+	    strcmp(words[0], "status") != 0) {
+		reply(opaque, "error checkpoint already in progress");
 		return;
 	}
 	if (strcmp(words[0], "status") == 0 && nr == 1)

@@ -1,8 +1,7 @@
 /*
  * The control socket: the line protocol of docs/CONTROL.md, served by the main
- * thread one request at a time. A checkpoint is written synchronously inside its
- * request, so a second one cannot start while the first runs; clients that ask
- * meanwhile are answered when it is done.
+ * thread one request at a time. A checkpoint is written by a worker thread, and
+ * while it runs every request but `status` is rejected.
  */
 #ifndef CRYO_VMM_CONTROL_H
 #define CRYO_VMM_CONTROL_H
@@ -21,8 +20,10 @@ struct control *control_create(const char *path, struct loop *loop, struct vmm *
 			       size_t errlen);
 void control_destroy(struct control *c);
 
-/* Runs one request line and writes the reply through `reply`; exposed for tests. */
+/* Sends one reply line to a client. */
 typedef void (*control_reply_fn)(void *opaque, const char *line);
-void control_execute(struct vmm *v, char *line, control_reply_fn reply, void *opaque);
+
+/* Waits for a checkpoint still being written; called before the VM is torn down. */
+void control_wait_checkpoint(struct vmm *v);
 
 #endif

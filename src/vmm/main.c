@@ -191,6 +191,7 @@ int main(int argc, char **argv)
 			break;
 	}
 
+	control_wait_checkpoint(v);
 	vmm_join_vcpus(v);
 	status = v->exit_status;
 	control_destroy(v->control);

@@ -47,7 +47,9 @@ struct vmm {
 	int wake_fd; /* eventfd: a vCPU thread asks the main loop to look at `stopping` */
 	struct console *console;
 	struct control *control;
-	bool checkpoint_running;
+	bool checkpoint_running; /* atomic: set by the main thread, cleared by the worker */
+	pthread_t checkpoint_thread;
+	bool checkpoint_thread_started; /* main thread only */
 };
 
 int vmm_start_vcpus(struct vmm *v);

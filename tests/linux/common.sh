@@ -25,7 +25,8 @@ ls /boot/vmlinuz-* >/dev/null 2>&1 || skip "no Debian kernel in /boot (install l
 
 CRYO_SCRATCH=$(mktemp -d /tmp/cryo-linux.XXXXXX)
 export CRYO_SCRATCH
-trap 'rm -rf "$CRYO_SCRATCH"' EXIT
+# CRYO_KEEP_SCRATCH=1 keeps the guests' consoles and logs for a look after a failure.
+trap '[ -n "${CRYO_KEEP_SCRATCH:-}" ] || rm -rf "$CRYO_SCRATCH"' EXIT
 
 # Prints file $2 of ext4 image $1.
 disk_cat() {

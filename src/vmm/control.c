@@ -168,15 +168,26 @@ struct checkpoint_job {
 	int fd;
 };
 
+/*
+ * Sends a worker's reply line. The final one (not "progress ...") first marks the
+ * checkpoint as done, so a request the client sends on receiving it is served.
+ */
+static void worker_reply(void *opaque, const char *line)
+{
+	struct checkpoint_job *job = opaque;
+
+	if (strncmp(line, "progress", 8) != 0)
+		__atomic_store_n(&job->v->checkpoint_running, false, __ATOMIC_RELEASE);
+	send_line(job->fd, line);
+}
+
 static void *checkpoint_worker(void *opaque)
 {
 	struct checkpoint_job *job = opaque;
-	struct vmm *v = job->v;
 
-	vmm_checkpoint(v, &job->req);
+	vmm_checkpoint(job->v, &job->req);
 	close(job->fd);
 	free(job);
-	__atomic_store_n(&v->checkpoint_running, false, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -203,11 +214,11 @@ static void start_checkpoint(struct vmm *v, const char *dir, enum checkpoint_the
 		.dir = job->dir,
 		.then = then,
 		.progress = progress,
-		.reply = reply_to_fd,
-		.reply_opaque = &job->fd,
+		.reply = worker_reply,
+		.reply_opaque = job,
 	};
 
-	/* The previous worker has finished (checkpoint_running was false); reap it. */
+	/* The previous worker has sent its final reply; reap it (it may still be closing). */
 	if (v->checkpoint_thread_started)
 		pthread_join(v->checkpoint_thread, NULL);
 	v->checkpoint_thread_started = false;

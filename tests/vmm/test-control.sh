@@ -184,6 +184,14 @@ wait "$first" || fail "concurrent checkpoints: the first got no reply in 60 s"
 [ -f "$work/first.ckp/manifest" ] || fail "concurrent checkpoints: the first is incomplete"
 [ ! -e "$work/second.ckp" ] || fail "concurrent checkpoints: the refused one left $work/second.ckp"
 check_alive "checkpoint during a checkpoint: refused while the first was written"
+
+# A request sent as soon as the checkpoint's reply arrives is served, not refused.
+"$POKE" "$sock" "send=checkpoint dir=$work/third.ckp\\n" lines=1:60000 "send=resume\\n" lines=1:5000 \
+	>"$work/third.reply" || fail "request after a checkpoint: sockpoke failed"
+[ "$(sed -n 2p "$work/third.reply")" = "ok state=running" ] ||
+	fail "request right after a checkpoint's reply got '$(sed -n 2p "$work/third.reply")'"
+rm -rf "$work/third.ckp"
+check_alive "a request right after a checkpoint's reply is served"
 rm -rf "$work/first.ckp" "$work/second.ckp"
 
 # Bad arguments: each gets an error and changes nothing.

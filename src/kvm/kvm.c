@@ -42,7 +42,7 @@ static int kvm_load_supported(struct kvm_vm *vm)
 	if (ret < 0)
 		return ret;
 
-	/* The first call fails with E2BIG and tells how many MSRs there are. */
+	/* The first call fails with E2BIG and stores the number of MSRs in nmsrs. */
 	ret = ioctl(vm->sys_fd, KVM_GET_MSR_INDEX_LIST, &probe);
 	if (ret < 0 && errno != E2BIG)
 		return -errno;
@@ -308,9 +308,9 @@ int kvm_vcpu_set_state(struct kvm_vcpu *vcpu, const struct kvm_vcpu_state *st)
 
 	/*
 	 * The special registers carry the APIC base (xAPIC or x2APIC mode), which the
-	 * LAPIC state needs; the LAPIC must be in place before the MSRs, because KVM
+	 * LAPIC state needs. The LAPIC must be in place before the MSRs, because KVM
 	 * drops a write of IA32_TSC_DEADLINE unless the LAPIC timer is already in
-	 * TSC-deadline mode, and a guest whose armed timer is lost waits for it forever.
+	 * TSC-deadline mode. A guest whose armed timer is lost waits for it forever.
 	 */
 	if ((ret = xioctl(vcpu->fd, KVM_SET_SREGS, (void *)&st->sregs)) < 0 ||
 	    (ret = xioctl(vcpu->fd, KVM_SET_REGS, (void *)&st->regs)) < 0 ||

@@ -85,18 +85,15 @@ static const struct irq_sink_ops kvm_irq_ops = {
 	.send_msi = kvm_irq_send_msi,
 };
 
-static int setup_memory(struct machine *m, int mem_fd, char *err, size_t errlen)
+static int setup_memory(struct machine *m, char *err, size_t errlen)
 {
 	uint64_t total = m->cfg.mem_size;
 	uint64_t low = total < LAYOUT_LOW_RAM_MAX ? total : LAYOUT_LOW_RAM_MAX;
 	uint8_t *host;
 	int ret;
 
-	if (mem_fd >= 0)
-		host = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mem_fd, 0);
-	else
-		host = mmap(NULL, total, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	host = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		    -1, 0);
 	if (host == MAP_FAILED)
 		return errf(err, errlen, -errno, "cannot map %llu MiB of guest memory: %s",
 			    (unsigned long long)(total >> 20), strerror(errno));
@@ -239,7 +236,7 @@ static int create_devices(struct machine *m, struct device_env *env, char *err, 
 }
 
 int machine_create(struct machine *m, const struct vm_config *cfg,
-		   const struct machine_events *events, int mem_fd, char *err, size_t errlen)
+		   const struct machine_events *events, char *err, size_t errlen)
 {
 	struct device_env env;
 	int ret;
@@ -258,7 +255,7 @@ int machine_create(struct machine *m, const struct vm_config *cfg,
 	if (ret < 0)
 		return errf(err, errlen, ret, "cannot create a KVM VM through /dev/kvm: %s",
 			    strerror(-ret));
-	ret = setup_memory(m, mem_fd, err, errlen);
+	ret = setup_memory(m, err, errlen);
 	if (ret < 0)
 		goto fail;
 

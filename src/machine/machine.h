@@ -66,12 +66,12 @@ struct machine {
 };
 
 /*
- * Builds the VM: memory (anonymous, or mapped privately from `mem_fd` at offset 0
- * when restoring, so the file is never written), vCPUs, irqchip and devices. Does
- * not load a kernel. Returns 0 or -errno with a message for a person in err.
+ * Builds the VM: anonymous memory (a restore maps its image over it afterwards),
+ * vCPUs, irqchip and devices. Does not load a kernel. Returns 0 or -errno with a
+ * message for a person in err.
  */
 int machine_create(struct machine *m, const struct vm_config *cfg,
-		   const struct machine_events *events, int mem_fd, char *err, size_t errlen);
+		   const struct machine_events *events, char *err, size_t errlen);
 /* Loads the kernel, initrd and ACPI tables and sets the boot vCPU's registers. */
 int machine_boot(struct machine *m, char *err, size_t errlen);
 void machine_destroy(struct machine *m);

@@ -512,7 +512,7 @@ int vmm_restore(struct vmm *v, const struct vmm_options *o, const struct machine
 	if (ret < 0)
 		goto out;
 
-	ret = machine_create(&v->m, &ctx->vs.cfg, ev, -1, err, errlen);
+	ret = machine_create(&v->m, &ctx->vs.cfg, ev, err, errlen);
 	if (ret < 0)
 		goto out;
 	machine_up = true;

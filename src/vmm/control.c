@@ -156,8 +156,8 @@ static void do_stop(struct vmm *v, char **words, unsigned nr, control_reply_fn r
 
 /*
  * A checkpoint runs on its own thread so the main loop keeps serving the console and
- * the control socket meanwhile: `status` answers state=checkpointing and every request
- * that would change the VM gets "error checkpoint already in progress". The worker
+ * the control socket meanwhile: `status` adds "checkpoint=running" to its reply and
+ * every other request gets "error checkpoint already in progress". The worker
  * replies on its own duplicate of the client's socket, so a client that disconnects
  * mid-checkpoint frees nothing the worker uses.
  */

@@ -148,7 +148,7 @@ int main(int argc, char **argv)
 	if (opts.restore)
 		ret = vmm_restore(v, &opts, &ev, err, sizeof(err));
 	else {
-		ret = machine_create(&v->m, &opts.cfg, &ev, -1, err, sizeof(err));
+		ret = machine_create(&v->m, &opts.cfg, &ev, err, sizeof(err));
 		if (ret == 0) {
 			ret = machine_boot(&v->m, err, sizeof(err));
 			if (ret < 0)

@@ -60,7 +60,7 @@ void vmm_join_vcpus(struct vmm *v);
 bool vmm_is_stopping(struct vmm *v);
 /*
  * Parks every vCPU at a point where its state is complete in KVM (pending I/O
- * finished). Returns when all are parked. Nestable with vmm_unpark only in pairs.
+ * finished). Returns when all are parked, or early once the VM is stopping.
  */
 void vmm_park_vcpus(struct vmm *v);
 void vmm_unpark_vcpus(struct vmm *v);
